@@ -26,6 +26,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "standin"))
 
 from mmstandin import api, store, websocket
+from mmstandin.api.errors import AppError
+from mmstandin.api.files import clean_file_name, image_size, parse_multipart
 from mmstandin.db import Database
 from mmstandin.server import App
 
@@ -1013,16 +1015,16 @@ def test_multipart_parser_keeps_bytes_and_reads_rfc2231_names() -> None:
         b"Content-Disposition: form-data; name=\"files\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf\r\n"
         b"Content-Type: application/pdf\r\n\r\n" + data + b"\r\n--XyZ--\r\nepilogue"
     )
-    fields, files = api.parse_multipart(body, 'multipart/form-data; boundary="XyZ"')
+    fields, files = parse_multipart(body, 'multipart/form-data; boundary="XyZ"')
     assert fields == {"channel_id": ["abc"]}
     assert [(f.name, f.data) for f in files] == [("résumé.pdf", data)]
-    with pytest.raises(api.AppError):
-        api.parse_multipart(b"--XyZ\r\nno end", "multipart/form-data; boundary=XyZ")
+    with pytest.raises(AppError):
+        parse_multipart(b"--XyZ\r\nno end", "multipart/form-data; boundary=XyZ")
 
 
 def test_image_sizes() -> None:
-    assert api.image_size(png_bytes(12, 34)) == (12, 34)
-    assert api.image_size(b"GIF89a" + struct.pack("<HH", 640, 480) + b"\x00" * 10) == (640, 480)
+    assert image_size(png_bytes(12, 34)) == (12, 34)
+    assert image_size(b"GIF89a" + struct.pack("<HH", 640, 480) + b"\x00" * 10) == (640, 480)
     jpeg = (
         b"\xff\xd8"
         + b"\xff\xe0"
@@ -1031,8 +1033,8 @@ def test_image_sizes() -> None:
         + b"\xff\xc0"
         + struct.pack(">HBHH", 11, 8, 20, 30)
     )
-    assert api.image_size(jpeg + b"\x00" * 8) == (30, 20)
-    assert api.image_size(b"not an image") == (0, 0)
-    assert api.clean_file_name("..\\..\\etc/passwd") == "passwd"
-    with pytest.raises(api.AppError):
-        api.clean_file_name("..")
+    assert image_size(jpeg + b"\x00" * 8) == (30, 20)
+    assert image_size(b"not an image") == (0, 0)
+    assert clean_file_name("..\\..\\etc/passwd") == "passwd"
+    with pytest.raises(AppError):
+        clean_file_name("..")
