@@ -1,0 +1,3 @@
+from mmupgrade.cli import main
+
+raise SystemExit(main())
